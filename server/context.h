@@ -110,6 +110,10 @@ typedef struct rp_server {
     /* Whether this replica's hold on its database is lost (hold.h: rp_hold_keep, at each
      * heartbeat): its blobs are not served meanwhile (blob.h: rp_blobs_gate). */
     atomic_bool hold_lost;
+    /* Set with hold_lost, for good: its blobs were found moved to the other --blobs store as the
+     * hold was taken again (main.c): nothing changes until a restart, so a failure is final (no
+     * Retry-After: http.c) and /readyz says why (review r17 M2). */
+    atomic_bool blobs_moved;
     /* When the successor service CA renews that certificate, while it is within its renewal
      * margin waiting for that (main.c; else 0): /readyz does not call it "not renewed". */
     atomic_llong server_cert_switch_at;

@@ -838,6 +838,7 @@ static void hold_kept(void)
         if (run.blobs_moved)
             rp_log_error("this replica serves no blob until it is restarted (see above)");
     }
+    atomic_store(&run.srv->blobs_moved, run.blobs_moved); /* (first: hold_lost tells it) */
     atomic_store(&run.srv->hold_lost, !stands);
 }
 

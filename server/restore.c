@@ -74,8 +74,9 @@ static rp_err_t generation_read(const char *data_dir, int64_t *n)
  * above every data directory's (a later epoch), and the other replicas start without it; a backup
  * put back by hand stays below (its epoch at most the directory's, and its count lower).
  */
-#define GEN_COUNT_BITS 41
+#define GEN_COUNT_BITS 31 /* (2^31 starts and revocations; an epoch of seconds fits until 2106) */
 #define GEN_EPOCH(g) ((g) >> GEN_COUNT_BITS)
+#define GEN_COUNT(g) ((g) & (((int64_t)1 << GEN_COUNT_BITS) - 1))
 
 /* OUT: *seen, *n: the generations of data_dir (DIR/generation) and of the database. */
 static rp_err_t generation_pair(const char *data_dir, rp_store_t *store, int64_t *seen, int64_t *n)
@@ -105,8 +106,9 @@ static rp_err_t generation_check(const char *data_dir, rp_store_t *store, int64_
 
 /* The database's generation raised and written to DIR/generation: after generation_check (refused
  * while the database is the older), its count by one; or, restoring (`restored`, which is the
- * acknowledgement), to a new restore epoch above the database's and the directory's, and at least
- * the day's number since 1970 (above a directory that saw a restore this one did not). */
+ * acknowledgement), to a new restore epoch strictly above the database's and the directory's, and
+ * at least the clock's seconds since 1970: above a directory that saw a restore this one did not,
+ * even one acknowledged earlier the same day (review r17 M1; the clock only a floor), count 0. */
 static rp_err_t generation_advance(const char *data_dir, rp_store_t *store, bool restoring)
 {
     char path[PATH_MAX + 32], text[32];
@@ -120,8 +122,8 @@ static rp_err_t generation_advance(const char *data_dir, rp_store_t *store, bool
     at_least = seen + 1;
     if (restoring) {
         epoch = GEN_EPOCH(seen > was ? seen : was) + 1;
-        if (epoch < (int64_t)time(NULL) / 86400)
-            epoch = (int64_t)time(NULL) / 86400;
+        if (epoch < (int64_t)time(NULL))
+            epoch = (int64_t)time(NULL);
         at_least = epoch << GEN_COUNT_BITS;
     }
     if (err == RP_OK)
@@ -230,26 +232,33 @@ int rp_backup_command(const rp_server_t *srv, const char *out)
     return 0;
 }
 
+/* A new restore epoch on the database of srv (generation_advance), after its nonce epoch raised
+ * when v is not NULL (OUT: the watermark before, after; the nonce epoch before, after). Logged. */
+static rp_err_t restore_epoch(const rp_server_t *srv, int64_t *v)
+{
+    rp_store_t *store = NULL;
+    rp_err_t err = rp_server_store_open(srv, &store); /* (migrated, when the backup is older) */
+
+    if (err == RP_OK && v != NULL)
+        err = rp_store_nonces_restored(store, &v[0], &v[1], &v[2], &v[3]);
+    if (err == RP_OK) /* (above every data directory's: replicas start again) */
+        err = generation_advance(srv->data_dir, store, true);
+    rp_store_close(store);
+    if (err != RP_OK)
+        rp_log_error("restored: the %s was not raised: %s (run `rampart-server restored` again)",
+                     v != NULL ? "nonce epoch or the generation" : "generation", rp_strerror(err));
+    return err;
+}
+
 /* The post-restore step on the database of srv (restore.h): a new nonce epoch, a new system
  * token, and what it cannot redo, said. taken_at: the backup's time (0: unknown). */
 static int post_restore(const rp_server_t *srv, rp_rotate_fn rotate, int64_t taken_at)
 {
     int64_t v[4] = {0, 0, 0, 0}; /* the watermark before, after; the nonce epoch before, after */
-    rp_store_t *store = NULL;
     char since[64];
-    rp_err_t err = rp_server_store_open(srv, &store); /* (migrated, when the backup is older) */
 
-    if (err == RP_OK)
-        err = rp_store_nonces_restored(store, &v[0], &v[1], &v[2], &v[3]);
-    if (err == RP_OK) /* (above every data directory's: replicas start again) */
-        err = generation_advance(srv->data_dir, store, true);
-    rp_store_close(store);
-    if (err != RP_OK) {
-        rp_log_error("restored: the nonce epoch or the generation was not raised: %s (run "
-                     "`rampart-server restored` again)",
-                     rp_strerror(err));
+    if (restore_epoch(srv, v) != RP_OK)
         return 1;
-    }
     rp_log_info("restored: nonce epoch %lld (was %lld): every nonce issued before is refused "
                 "(devices ask for another)",
                 (long long)v[3], (long long)v[2]);
@@ -258,6 +267,10 @@ static int post_restore(const rp_server_t *srv, rp_rotate_fn rotate, int64_t tak
                      "again)");
         return 1;
     }
+    /* The rotation's revocation counted: a last new epoch leaves the count at 0, which is how
+     * acknowledged() knows that nothing has happened on the database since (review r17 H1). */
+    if (restore_epoch(srv, NULL) != RP_OK)
+        return 1;
     utc(taken_at, since, sizeof(since));
     if (taken_at <= 0)
         snprintf(since, sizeof(since), "the backup's time (not recorded in it)");
@@ -478,9 +491,12 @@ int rp_restore_command(const rp_server_t *srv, const char *file, rp_rotate_fn ro
 }
 
 /* Whether `restored` has run on the database since data_dir saw it last (its restore epoch is the
- * later: run on another replica), with no restore of this directory unfinished: then that restore
- * is acknowledged already, nothing is redone, and DIR/generation is brought up to the database's
- * (review r16 M3). False (and nothing done) otherwise, or when it cannot be told. */
+ * later: run on another replica) and nothing has happened on it since (its count is still the 0
+ * that `restored` left: no start, backup or revocation), with no restore of this directory
+ * unfinished: then that restore is acknowledged already, nothing is redone, and DIR/generation is
+ * brought up to the database's (review r16 M3). False (and nothing done) otherwise, or when it
+ * cannot be told: a later epoch with a count is a dump taken after an earlier restore, put back,
+ * whose post-restore step must run again (review r17 H1); a second rotation does no harm. */
 static bool acknowledged(const rp_server_t *srv, rp_store_t *store)
 {
     char path[PATH_MAX + 32];
@@ -488,8 +504,16 @@ static bool acknowledged(const rp_server_t *srv, rp_store_t *store)
 
     snprintf(path, sizeof(path), "%s/" PENDING, srv->data_dir);
     if (access(path, F_OK) == 0 || generation_pair(srv->data_dir, store, &seen, &n) != RP_OK ||
-        seen == 0 || GEN_EPOCH(n) <= GEN_EPOCH(seen) ||
-        generation_advance(srv->data_dir, store, false) != RP_OK)
+        seen == 0 || GEN_EPOCH(n) <= GEN_EPOCH(seen))
+        return false;
+    if (GEN_COUNT(n) != 0) {
+        rp_log_warn("restored: the database's restore epoch (%lld) is later than %s saw last, but "
+                    "it has served since that `restored` (count %lld): it may be a backup taken "
+                    "after an earlier restore. The whole post-restore step is done again",
+                    (long long)GEN_EPOCH(n), srv->data_dir, (long long)GEN_COUNT(n));
+        return false;
+    }
+    if (generation_advance(srv->data_dir, store, false) != RP_OK)
         return false;
     rp_log_info("restored: `rampart-server restored` has run on this database since %s saw it last "
                 "(restore epoch %lld, not %lld: on another replica), which acknowledged that "

@@ -426,13 +426,21 @@ void rp_reply_json(rp_req_t *r, int status, json_t *body)
 /*
  * The one mapping of a failure to its status: a lost race or database connection is 503 with a
  * Retry-After (the request may be sent again as it is, shortly), a value the database cannot hold
- * the request's 400, the rest 500.
+ * the request's 400, the rest 500. On a replica whose blobs were moved (context.h), what would be
+ * retried is a 503 without Retry-After: clients stop (review r17 M2); it is out of /readyz.
  */
 static void reply_failure(rp_req_t *r, rp_err_t err, const char *msg)
 {
     char text[640];
 
-    if (err == RP_ERR_BUSY) {
+    if (err == RP_ERR_BUSY && r->w != NULL && atomic_load(&r->w->srv->blobs_moved)) {
+        snprintf(text, sizeof(text),
+                 "%s: this replica's blobs were moved to the other store (rampart-server blobs "
+                 "move): it serves none until it is restarted with the other --blobs; send the "
+                 "request to another replica",
+                 msg);
+        rp_reply_json(r, 503, json_pack("{s:s, s:s}", "error", "blobs_moved", "message", text));
+    } else if (err == RP_ERR_BUSY) {
         evhttp_add_header(evhttp_request_get_output_headers(r->req), "Retry-After",
                           RP_RETRY_AFTER_BUSY);
         snprintf(text, sizeof(text),

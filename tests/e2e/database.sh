@@ -198,7 +198,11 @@ wait_until 30 grep -q "serves no blob until it is restarted" "$d/wait.log" ||
 tenants_ok() { http GET /api/v1/tenants "$ADMIN_TOKEN"; [ "$status" = 200 ]; }
 wait_until 20 tenants_ok || fail "no answer after PostgreSQL's restart: $status"
 head -c 400 "$d/part" >"$d/rest"
-http PUT "/api/v1/tenants/$acme/uploads/$up?offset=600" "$ADMIN_TOKEN" "$d/rest" application/octet-stream
-is_status 503; body_has '.error == "unavailable"'
-http GET /readyz -; is_status 503; body_has '.error == "not_ready"'
+# Review r17 M2: final, not "busy": no Retry-After (clients would retry for ever), and says why.
+status=$(curl -s -D "$d/headers" -o "$E2E_DIR/body" -w '%{http_code}' --cacert "$SERVER_CA" -X PUT \
+  -H "Authorization: Bearer $(cat "$ADMIN_TOKEN")" -H "Content-Type: application/octet-stream" \
+  --data-binary "@$d/rest" "$SERVER_URL/api/v1/tenants/$acme/uploads/$up?offset=600")
+is_status 503; body_has '.error == "blobs_moved"'; body_has '.message | test("restarted")'
+if grep -qi '^retry-after' "$d/headers"; then fail "a moved replica's 503 asks for a retry"; fi
+http GET /readyz -; is_status 503; body_has '.error == "not_ready"'; body_has '.message | test("moved")'
 done_ok

@@ -171,4 +171,50 @@ err_has "which acknowledged that restore for every replica"
 eq "$(cat "$d/rb/admin.token")" "$b_token" "B's admin.token after restored on B"
 start_server "$d/rb" "${db[@]}"
 http GET /api/v1/tenants "$d/ra/admin.token"; is_status 200
+kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
+
+# --- r17 H1: `restored` on a replica down since an earlier restore, after a later copy was put
+# back: the database has served since that restore's `restored` (its count), so the whole step is
+# done again: the system token exposed and rotated after the copy is refused on every replica ---
+mkdir -m 700 "$d/ha"; db=(--database "$d/h1.db")
+start_server "$d/ha" "${db[@]}"; kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
+cp -a "$d/ha" "$d/hb"                                  # B: down from here (maintenance)
+expect 0 "$server_bin" --data-dir "$d/ha" "${db[@]}" restored # restore #1, acknowledged on A
+start_server "$d/ha" "${db[@]}"; kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
+cp "$d/ha/admin.token" "$d/exposed.token"
+sqlite3 "$d/h1.db" ".backup $d/h1-nightly.db"        # the nightly copy
+expect 0 "$server_bin" --data-dir "$d/ha" "${db[@]}" --rotate-admin-token # (it was exposed)
+rm -f "$d/h1.db-wal" "$d/h1.db-shm"; cp "$d/h1-nightly.db" "$d/h1.db" # restore #2
+b_token=$(cat "$d/hb/admin.token")
+expect 0 "$server_bin" --data-dir "$d/hb" "${db[@]}" restored
+err_has "has served since that \`restored\`"; err_has "done again"
+if grep -q "Nothing was redone" "$E2E_DIR/err"; then fail "restored on B redid nothing"; fi
+[ "$(cat "$d/hb/admin.token")" != "$b_token" ] || fail "restored on B did not rotate the token"
+for r in hb ha; do # (A starts: the new epoch is above what it saw)
+  start_server "$d/$r" "${db[@]}"
+  http GET /api/v1/tenants "$d/exposed.token"; is_status 401
+  http GET /api/v1/tenants "$d/hb/admin.token"; is_status 200
+  kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
+done
+
+# --- r17 M1: one copy put back twice; `restored` on B, which then serves (a revocation), and the
+# second time on A, which has not started since: the new epoch is above B's too, so both start --
+mkdir -m 700 "$d/sa"; db=(--database "$d/m1.db")
+start_server "$d/sa" "${db[@]}"; kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
+cp -a "$d/sa" "$d/sb"; sqlite3 "$d/m1.db" ".backup $d/m1-x.db"
+rm -f "$d/m1.db-wal" "$d/m1.db-shm"; cp "$d/m1-x.db" "$d/m1.db"
+expect 0 "$server_bin" --data-dir "$d/sb" "${db[@]}" restored
+for i in 1 2; do # (B serves: revocations)
+  expect 0 "$server_bin" --data-dir "$d/sb" "${db[@]}" --rotate-admin-token
+done
+# (a restore redone is minutes later in life; here the clock must pass B's epoch, its floor)
+clock_past() { [ "$(date +%s)" -gt "$(($(cat "$d/sb/generation") >> 31))" ]; }
+wait_until 5 clock_past || fail "the clock is not past B's restore epoch"
+rm -f "$d/m1.db-wal" "$d/m1.db-shm"; cp "$d/m1-x.db" "$d/m1.db"
+expect 0 "$server_bin" --data-dir "$d/sa" "${db[@]}" restored
+for r in sb sa; do
+  start_server "$d/$r" "${db[@]}"
+  http GET /api/v1/tenants "$d/sa/admin.token"; is_status 200
+  kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
+done
 done_ok
