@@ -214,13 +214,15 @@ void rp_ready_handle(rp_req_t *r)
         rp_reply_error(r, 503, "starting", "the service is starting");
         return;
     }
+    /* Blobs moved away is final (until a restart): said first, whatever the write check says. */
+    if (atomic_load(&r->w->srv->blobs_moved)) {
+        rp_reply_error(r, 503, "not_ready",
+                       "this replica's blobs were moved to the other store (rampart-server blobs "
+                       "move): it serves no blob until it is restarted with the other --blobs");
+        return;
+    }
     check_if_due(r->w, &ok, why, sizeof(why));
-    if (ok && atomic_load(&r->w->srv->blobs_moved)) {
-        snprintf(why, sizeof(why),
-                 "this replica's blobs were moved to the other store (rampart-server blobs "
-                 "move): it serves no blob until it is restarted with the other --blobs");
-        ok = false;
-    } else if (ok && atomic_load(&r->w->srv->hold_lost)) { /* (it serves no blob: hold.h) */
+    if (ok && atomic_load(&r->w->srv->hold_lost)) { /* (it serves no blob: hold.h) */
         snprintf(why, sizeof(why),
                  "this replica's hold on the database is lost, or its blobs "
                  "were moved meanwhile: it serves no blob (see the log)");
